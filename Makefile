@@ -1,0 +1,45 @@
+# Two entry points (see README): `make quickstart` and `make test`. Each creates .venv itself.
+PYTHON ?= python3
+VENV ?= .venv
+# torch is installed first and on its own so that the CPU wheel of the machine can be chosen;
+# override e.g. with TORCH="torch==2.1.0" (the Ascend stack's version).
+TORCH ?= torch==2.13.0
+DATA ?= data/synthetic
+BIN := $(VENV)/bin
+
+.PHONY: quickstart test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.train: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[train]"
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.train
+	$(BIN)/pip install --quiet -e ".[train,dev]"
+	touch $@
+
+quickstart: $(VENV)/.train
+	$(BIN)/python -m bevdepth prepare all --synthetic --root $(DATA)
+	$(BIN)/python -m bevdepth check-data --root $(DATA)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pip check
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/data_pipeline.py
+
+clean:
+	rm -rf $(VENV) data/synthetic .pytest_cache .ruff_cache
