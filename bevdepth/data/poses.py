@@ -63,7 +63,7 @@ def make_transform(rotation: np.ndarray, translation: Sequence[float]) -> np.nda
 
 
 def pose_to_matrix(record: Mapping) -> np.ndarray:
-    """4x4 transform of a nuScenes ``ego_pose`` or ``calibrated_sensor`` record (child -> parent)."""
+    """4x4 child -> parent transform of a nuScenes ``ego_pose`` or ``calibrated_sensor``."""
     return make_transform(quaternion_to_matrix(record["rotation"]), record["translation"])
 
 

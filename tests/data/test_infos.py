@@ -91,7 +91,7 @@ def test_rerun_keeps_existing_files_and_overwrite_rebuilds(synthetic_root, tmp_p
 def test_missing_dataroot_and_info_files_name_the_path_and_the_fix(tmp_path):
     with pytest.raises(DatasetFileError, match=f"{tmp_path}: no nuScenes tables found"):
         create_infos(tmp_path)
-    with pytest.raises(DatasetFileError, match=r"nuscenes_infos_train.pkl not found.*prepare infos"):
+    with pytest.raises(DatasetFileError, match=r"infos_train.pkl not found.*prepare infos"):
         load_infos(tmp_path, "train")
     info_path(tmp_path, "train").write_bytes(b"\x80\x05garbage")
     with pytest.raises(DatasetFileError, match="is corrupt"):
