@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DATA ?= data/synthetic
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test lint format bench clean
+.PHONY: quickstart test test-compat lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,21 @@ test: lint
 	$(BIN)/pip check
 	$(BIN)/pytest
 
+# The oldest supported stack (torch 2.1, what the Ascend images ship): fast tests of the workload.
+COMPAT_VENV ?= .venv-torch21
+$(COMPAT_VENV)/.dev: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/pip install --quiet "torch==2.1.0"
+	$(COMPAT_VENV)/bin/pip install --quiet -e ".[train,dev]"
+	touch $@
+
+test-compat: $(COMPAT_VENV)/.dev
+	$(COMPAT_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.1.')"
+	$(COMPAT_VENV)/bin/pytest -m "not slow" tests/data tests/model
+
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/data_pipeline.py
 
 clean:
-	rm -rf $(VENV) data/synthetic .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) data/synthetic .pytest_cache .ruff_cache
