@@ -1,7 +1,9 @@
 """``python -m bevdepth``: the workload's command line.
 
 Every failure a user can cause ends in one line on stderr naming what to change, and a non-zero
-exit (2 for bad arguments or inputs, 1 for anything else).
+exit (2 for bad arguments or inputs, 1 for anything else). The run commands (``run``, ``train``,
+``eval``, ``bench``, ``prepare all --config``) report through events instead (docs/RUNTIME.md)
+and exit as the run contract says (0, 1, 2 or 130).
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workers(depth)
 
     everything = steps.add_parser(
-        "all", help="synthetic data (with --synthetic), then infos, then depth"
+        "all",
+        help="synthetic data (with --synthetic), then infos, then depth; or what --config says",
     )
-    _add_root(everything)
+    source = everything.add_mutually_exclusive_group(required=True)
+    source.add_argument("--root", type=Path, help="nuScenes dataroot")
+    source.add_argument("--config", type=Path, help="a resolved run config (its data section)")
     _add_prepared_root(everything)
     everything.add_argument(
         "--synthetic", action="store_true", help="generate a synthetic dataset first"
@@ -54,7 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_root(check)
     _add_prepared_root(check)
+
+    run = commands.add_parser("run", help="run the config's stages in order")
+    _add_config(run)
+    run.add_argument(
+        "--stages", default=None, help="comma-separated subset to run instead, e.g. train,eval"
+    )
+    for stage, text in RUN_STAGES.items():
+        _add_config(commands.add_parser(stage, help=text))
     return parser
+
+
+# Single-stage commands (the command name is the stage name).
+RUN_STAGES = {
+    "train": "train (resuming from the newest checkpoint of the run)",
+    "eval": "evaluate a checkpoint with the nuScenes devkit",
+    "bench": "measure training throughput",
+}
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the resolved run config")
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
@@ -138,8 +163,24 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
+    """The run commands: stages of a run config, reported through events."""
+    from bevdepth.runtime.runner import run_command
+
+    if args.command == "run":
+        stages = args.stages.split(",") if args.stages else None
+    elif args.command == "prepare":
+        stages = ["prepare"]
+    else:
+        stages = [args.command]
+    return run_command(args.config, stages, argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command in ("run", *RUN_STAGES) or getattr(args, "config", None) is not None:
+        return run_stages(args, argv)
     from bevdepth.data.infos import DatasetFileError
 
     try:
