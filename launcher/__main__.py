@@ -1,0 +1,5 @@
+"""``python -m bevlaunch``."""
+
+from bevlaunch.cli import main
+
+main()
