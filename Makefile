@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DATA ?= data/synthetic
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test test-compat lint format bench clean
+.PHONY: quickstart check-data test test-overfit test-compat lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.train
 	$(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@
 
+# The main job on the embedded default: synthetic nuScenes, 2 CPU ranks, train then evaluate.
 quickstart: $(VENV)/.train
+	$(BIN)/bevlaunch submit examples/quickstart.yaml --watch
+
+# The data side alone, without training: generate, prepare and check a synthetic dataset.
+check-data: $(VENV)/.train
 	$(BIN)/python -m bevdepth prepare all --synthetic --root $(DATA)
 	$(BIN)/python -m bevdepth check-data --root $(DATA)
 
@@ -38,6 +43,10 @@ test: lint
 	$(BIN)/pip check
 	$(BIN)/pytest
 
+# Minutes of training on a few synthetic samples to a clearly non-zero mAP (CI runs it too).
+test-overfit: $(VENV)/.dev
+	$(BIN)/pytest -m overfit tests/runtime
+
 # The oldest supported stack (torch 2.1, what the Ascend images ship): fast tests of the workload.
 COMPAT_VENV ?= .venv-torch21
 $(COMPAT_VENV)/.dev: pyproject.toml
@@ -49,10 +58,10 @@ $(COMPAT_VENV)/.dev: pyproject.toml
 
 test-compat: $(COMPAT_VENV)/.dev
 	$(COMPAT_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.1.')"
-	$(COMPAT_VENV)/bin/pytest -m "not slow" tests/data tests/model
+	$(COMPAT_VENV)/bin/pytest -m "not slow" tests/data tests/model tests/runtime
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/data_pipeline.py
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) data/synthetic .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) data/synthetic runs .pytest_cache .ruff_cache
