@@ -61,7 +61,7 @@ def mean_ego_pose(
     return rotation / np.linalg.norm(rotation), translation
 
 
-def _quaternion_multiply(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def quaternion_multiply(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Hamilton product of (4,) ``left`` with (M, 4) ``right``, both [w, x, y, z]."""
     w0, x0, y0, z0 = left
     w1, x1, y1, z1 = right.T
@@ -120,7 +120,7 @@ def annotation_boxes(
     sizes = np.array([a["size"] for a in anns], dtype=np.float64)
     unit_ego = np.asarray(ego_rotation, dtype=np.float64) / np.linalg.norm(ego_rotation)
     inverse_ego = unit_ego * np.array([1.0, -1.0, -1.0, -1.0])  # conjugate of a unit quaternion
-    orientations = _quaternion_multiply(
+    orientations = quaternion_multiply(
         inverse_ego, np.array([a["rotation"] for a in anns], dtype=np.float64)
     )
     boxes = np.concatenate(

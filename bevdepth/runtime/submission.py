@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bevdepth.atomic import write_text_atomic
+from bevdepth.data.boxes import quaternion_multiply
 from bevdepth.data.constants import DETECTION_CLASSES
 from bevdepth.data.infos import DatasetFileError, find_versions
 from bevdepth.data.poses import quaternion_to_matrix
@@ -103,7 +104,7 @@ def ego_boxes_to_submission(
     yaw_quaternions = np.stack(
         [np.cos(half_yaw), np.zeros_like(half_yaw), np.zeros_like(half_yaw), np.sin(half_yaw)], 1
     )
-    orientations = _quaternion_product(rotation, yaw_quaternions)
+    orientations = quaternion_multiply(rotation, yaw_quaternions)
     token = img_meta["token"]
     records = []
     for i, label in enumerate(np.asarray(labels).tolist()):
@@ -131,21 +132,6 @@ def submission_boxes(detections: Detections, img_meta: Mapping[str, Any]) -> lis
         detections.scores.detach().float().cpu().numpy(),
         detections.labels.detach().cpu().numpy(),
         img_meta,
-    )
-
-
-def _quaternion_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Hamilton product of (4,) ``left`` with each row of (M, 4) ``right``, [w, x, y, z]."""
-    w0, x0, y0, z0 = left
-    w1, x1, y1, z1 = right.T
-    return np.stack(
-        [
-            w0 * w1 - x0 * x1 - y0 * y1 - z0 * z1,
-            w0 * x1 + x0 * w1 + y0 * z1 - z0 * y1,
-            w0 * y1 - x0 * z1 + y0 * w1 + z0 * x1,
-            w0 * z1 + x0 * y1 - y0 * x1 + z0 * w1,
-        ],
-        axis=1,
     )
 
 
