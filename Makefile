@@ -43,7 +43,7 @@ test: lint
 	$(BIN)/pip check
 	$(BIN)/pytest
 
-# Minutes of training on a few synthetic samples to a clearly non-zero mAP (CI runs it too).
+# Minutes of training on a few synthetic samples to a clearly non-zero mAP (not in CI).
 test-overfit: $(VENV)/.dev
 	$(BIN)/pytest -m overfit tests/runtime
 

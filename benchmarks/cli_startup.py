@@ -3,8 +3,8 @@
 Each command runs ``--repeats`` times in a fresh process (interleaved, so that background load
 hits every command alike); the table gives the median and best wall time, and the median's
 excess over ``python -c pass``. The launcher's rule: ``bevlaunch --help`` and ``bevlaunch
-render`` answer in under 0.3 s (they never import torch; tests/launcher/test_launcher_cli.py checks the
-imports themselves).
+render`` answer in under 0.3 s (they never import torch; tests/launcher/test_launcher_cli.py
+checks the imports themselves).
 
     python benchmarks/cli_startup.py
     python benchmarks/cli_startup.py --repeats 20 --json
