@@ -173,7 +173,25 @@ def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
         stages = ["prepare"]
     else:
         stages = [args.command]
+    if _workload(args.config) == "reference":
+        from bevdepth.reference.agent import run_reference
+
+        return run_reference(args.config, stages)
     return run_command(args.config, stages, argv)
+
+
+def _workload(config_path: Path) -> str:
+    """The config's optional ``workload`` (run contract section 1); ``native`` when absent.
+
+    An unreadable config is left to the native runner, which reports it.
+    """
+    import json
+
+    try:
+        raw = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "native"
+    return raw.get("workload", "native") if isinstance(raw, dict) else "native"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

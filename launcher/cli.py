@@ -20,6 +20,8 @@ from bevlaunch.output import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bevlaunch.backends.base import Backend
+    from bevlaunch.backends.kubernetes import KubernetesBackend
     from bevlaunch.backends.local import LocalBackend
     from bevlaunch.spec import JobSpec
 
@@ -44,6 +46,32 @@ RunsRoot = Annotated[
     ),
 ]
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format.")]
+
+
+class BackendName(str, Enum):
+    """Where runs live (``submit`` takes it from the spec)."""
+
+    local = "local"
+    kubernetes = "kubernetes"
+
+
+BackendOpt = Annotated[
+    BackendName | None,
+    typer.Option(
+        "--backend",
+        envvar="BEVLAUNCH_BACKEND",
+        help="Where the run lives; --context or -n imply kubernetes.",
+        show_default="local",
+    ),
+]
+Context = Annotated[
+    str | None,
+    typer.Option("--context", help="kubeconfig context (kubernetes; default: the current one)."),
+]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Kubernetes namespace (default: the context's)."),
+]
 
 
 class RenderFormat(str, Enum):
@@ -90,10 +118,12 @@ def _main(
 
 def _load(spec_path: Path) -> JobSpec:
     from bevlaunch.errors import BevlaunchError
+    from bevlaunch.images.records import RECORDS_PATH, with_built_image
     from bevlaunch.loader import load_spec
 
     try:
-        return load_spec(spec_path)
+        # `image: auto`: the image `build-image --push` recorded here, pinned by digest.
+        return with_built_image(load_spec(spec_path), Path.cwd() / RECORDS_PATH)
     except BevlaunchError as e:
         _fail(e)
 
@@ -106,6 +136,27 @@ def _local(runs_root: Path) -> LocalBackend:
         return LocalBackend(runs_root)
     except BevlaunchError as e:
         _fail(e)
+
+
+def _kubernetes(context: str | None, namespace: str | None) -> KubernetesBackend:
+    from bevlaunch.backends.kubernetes import KubernetesBackend
+
+    return KubernetesBackend(context=context, namespace=namespace)
+
+
+def _backend(
+    backend: BackendName | None, runs_root: Path, context: str | None, namespace: str | None
+) -> Backend:
+    """The local backend, or the Kubernetes one when asked for (or implied by -n/--context)."""
+    if backend is BackendName.kubernetes or (backend is None and (context or namespace)):
+        return _kubernetes(context, namespace)
+    return _local(runs_root)
+
+
+def _k8s_flags(name: str, namespace: str | None, context: str | None) -> str:
+    """The options that find a Kubernetes run again, for the hints we print."""
+    flags = f" --backend kubernetes -n {namespace}" if namespace else " --backend kubernetes"
+    return flags + (f" --context {context}" if context else "")
 
 
 @app.command()
@@ -162,21 +213,38 @@ def submit(
     follow: Annotated[
         bool, typer.Option("--watch", "-w", help="Watch the run until it ends.")
     ] = False,
-    all_ranks: Annotated[bool, typer.Option("--all-ranks", help="With --watch.")] = False,
+    all_ranks: Annotated[
+        bool,
+        typer.Option(
+            "--all-ranks", help="With --watch: show every rank's lines, not just rank 0's."
+        ),
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Kubernetes: delete a run of the same name first.")
+    ] = False,
     runs_root: RunsRoot = Path("runs"),
+    context: Context = None,
+    namespace: Namespace = None,
 ) -> None:
     """Start a run and print its name; it keeps running after this command returns."""
-    from bevlaunch.errors import BevlaunchError, ClusterError
+    from bevlaunch.errors import BevlaunchError
     from bevlaunch.spec import Backend
 
     job = _load(spec)
-    if job.backend is not Backend.LOCAL:
-        _fail(
-            ClusterError(
-                "submitting to Kubernetes is not available yet; "
-                f"`bevlaunch render {spec} | kubectl apply -f -` creates the same objects"
-            )
-        )
+    if job.backend is Backend.KUBERNETES:
+        cluster = _kubernetes(context, namespace)
+        try:
+            submitted = cluster.submit(job, replace_existing=replace)
+        except BevlaunchError as e:
+            _fail(e)
+        typer.echo(submitted.name)
+        ns = submitted.location.split("/")[0]
+        typer.echo(f"submitted {submitted.name}: namespace {ns}", err=True)
+        if not follow:
+            flags = _k8s_flags(submitted.name, ns, context)
+            typer.echo(f"follow it with: bevlaunch watch {submitted.name}{flags}", err=True)
+            return
+        _watch(cluster, submitted.name, all_ranks)
     backend = _local(runs_root)
     try:
         submitted = backend.submit(job)
@@ -202,12 +270,15 @@ def watch(
         bool, typer.Option("--all-ranks", help="Show every rank's log lines, not just rank 0's.")
     ] = False,
     runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
 ) -> None:
     """Follow a run live until it ends; exit 0 if it succeeded, 1 if not."""
-    _watch(_local(runs_root), name, all_ranks)
+    _watch(_backend(backend, runs_root, context, namespace), name, all_ranks)
 
 
-def _watch(backend: LocalBackend, name: str, all_ranks: bool) -> NoReturn:
+def _watch(backend: Backend, name: str, all_ranks: bool) -> NoReturn:
     from bevlaunch.errors import BevlaunchError
     from bevlaunch.watch import watch as watch_run
 
@@ -223,14 +294,19 @@ def _watch(backend: LocalBackend, name: str, all_ranks: bool) -> NoReturn:
 
 @app.command()
 def status(
-    name: NameArg, output: Output = OutputFormat.text, runs_root: RunsRoot = Path("runs")
+    name: NameArg,
+    output: Output = OutputFormat.text,
+    runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
 ) -> None:
     """Show the state of a run."""
     from bevlaunch.errors import BevlaunchError
     from bevlaunch.output import dump, status_lines
 
     try:
-        run = _local(runs_root).status(name)
+        run = _backend(backend, runs_root, context, namespace).status(name)
     except BevlaunchError as e:
         _fail(e)
     if output is OutputFormat.text:
@@ -250,26 +326,42 @@ def logs(
         bool, typer.Option("--all-ranks", help="Every rank's log, lines prefixed [rank N].")
     ] = False,
     runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
 ) -> None:
     """Print a run's log (rank 0 unless told otherwise)."""
     from bevlaunch.errors import BevlaunchError
 
+    source = _backend(backend, runs_root, context, namespace)
     try:
-        for line in _local(runs_root).logs(name, rank=None if all_ranks else rank, follow=follow):
+        for line in source.logs(name, rank=None if all_ranks else rank, follow=follow):
             typer.echo(f"[rank {line.rank}] {line.text}" if all_ranks else line.text)
     except BevlaunchError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped following; {name} keeps running", err=True)
+        raise typer.Exit(code=130) from None
 
 
 @app.command()
-def cancel(name: NameArg, runs_root: RunsRoot = Path("runs")) -> None:
-    """Stop every process of a run (SIGTERM, then SIGKILL after a grace period)."""
+def cancel(
+    name: NameArg,
+    runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Stop every process of a run (SIGTERM, then SIGKILL after a grace period).
+
+    Kubernetes: deletes the run's Job, which takes its pods, Service and ConfigMap with it.
+    """
     from bevlaunch.errors import BevlaunchError
 
-    backend = _local(runs_root)
     try:
-        before = backend.status(name)
-        after = backend.cancel(name)
+        source = _backend(backend, runs_root, context, namespace)
+        before = source.status(name)
+        after = source.cancel(name)
     except BevlaunchError as e:
         _fail(e)
     if before.state.finished:
@@ -279,11 +371,21 @@ def cancel(name: NameArg, runs_root: RunsRoot = Path("runs")) -> None:
 
 
 @app.command("list")
-def list_runs(output: Output = OutputFormat.text, runs_root: RunsRoot = Path("runs")) -> None:
-    """List the runs under the runs root."""
+def list_runs(
+    output: Output = OutputFormat.text,
+    runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """List the runs under the runs root (Kubernetes: the bevlaunch runs in the namespace)."""
+    from bevlaunch.errors import BevlaunchError
     from bevlaunch.output import dump, runs_table
 
-    runs = _local(runs_root).list()
+    try:
+        runs = _backend(backend, runs_root, context, namespace).list()
+    except BevlaunchError as e:
+        _fail(e)
     if output is OutputFormat.text:
         _stdout().print(runs_table(runs))
     else:
@@ -292,20 +394,111 @@ def list_runs(output: Output = OutputFormat.text, runs_root: RunsRoot = Path("ru
 
 @app.command()
 def results(
-    name: NameArg, output: Output = OutputFormat.text, runs_root: RunsRoot = Path("runs")
+    name: NameArg,
+    output: Output = OutputFormat.text,
+    runs_root: RunsRoot = Path("runs"),
+    backend: BackendOpt = None,
+    context: Context = None,
+    namespace: Namespace = None,
 ) -> None:
-    """Print a run's metrics (results.json)."""
+    """Print a run's metrics (results.json; Kubernetes: the metrics events of rank 0's log)."""
     from bevlaunch.errors import BevlaunchError
     from bevlaunch.output import dump, metrics_table
 
     try:
-        data = _local(runs_root).results(name)
+        data = _backend(backend, runs_root, context, namespace).results(name)
     except BevlaunchError as e:
         _fail(e)
     if output is OutputFormat.text:
         _stdout().print(metrics_table(data))
     else:
         typer.echo(dump(data, output), nl=False)
+
+
+class ImageTarget(str, Enum):
+    """Image targets of docker/Dockerfile."""
+
+    npu = "npu"
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+class BuilderName(str, Enum):
+    """Image builders; left out, the first usable in this order."""
+
+    docker = "docker"
+    podman = "podman"
+    buildah = "buildah"
+
+
+@app.command("build-image")
+def build_image(
+    target: Annotated[ImageTarget, typer.Option("--target", "-t", help="Image target.")] = (
+        ImageTarget.npu
+    ),
+    push: Annotated[
+        str | None, typer.Option("--push", help="Push to REGISTRY/REPO and record the digest.")
+    ] = None,
+    builder: Annotated[
+        BuilderName | None, typer.Option("--builder", help="Default: docker, podman, buildah.")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE (repeatable).")
+    ] = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Network of the build steps, e.g. none.")
+    ] = None,
+    wheelhouse: Annotated[
+        Path | None, typer.Option("--wheelhouse", help="A folder of wheels offered to pip.")
+    ] = None,
+    context: Annotated[
+        Path, typer.Option("--context", help="The bevlaunch checkout to build from.")
+    ] = Path("."),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Hide the builder's output.")
+    ] = False,
+) -> None:
+    """Build a training image tagged with the hash of its inputs; print its name on stdout.
+
+    An image whose tag exists is not rebuilt. With --push the digest-pinned reference
+    (repo@sha256:...) is printed and recorded in .bevlaunch/images.json for `image: auto`.
+    """
+    from rich.markup import escape
+
+    from bevlaunch.errors import BevlaunchError
+    from bevlaunch.images.build import BuildOptions, parse_build_args
+    from bevlaunch.images.build import build_image as run_build
+    from bevlaunch.images.builders import BuilderKind
+
+    err = _stderr()
+    try:
+        options = BuildOptions(
+            root=context.resolve(),
+            target=target.value,
+            build_args=parse_build_args(build_arg or []),
+            push=push,
+            builder=None if builder is None else BuilderKind(builder.value),
+            network=network,
+            wheelhouse=wheelhouse,
+        )
+        with err.status(f"building the {target.value} image") as spinner:
+            result = run_build(
+                options,
+                show=(lambda line: None)
+                if quiet
+                else (lambda line: err.print(escape(line), style="dim", highlight=False)),
+                status=lambda step: spinner.update(escape(step)),
+            )
+    except BevlaunchError as e:
+        _fail(e)
+    record = result.record
+    if result.cache_hit:
+        typer.echo(f"cache hit: {record.image} exists; not rebuilt", err=True)
+    else:
+        typer.echo(f"built {record.image} in {result.seconds:.0f} s", err=True)
+    if record.pinned:
+        typer.echo(f"pushed {record.pushed} ({record.digest})", err=True)
+    typer.echo(record.pinned or record.image)
 
 
 def main() -> None:

@@ -127,6 +127,7 @@ def status_lines(status: RunStatus, now: float | None = None) -> list[str]:
         f"state:    {status.state.value}",
         f"stage:    {status.stage or '-'} (of {', '.join(status.stages) or '-'})",
         f"ranks:    {status.ranks}",
+        *([f"progress: {status.progress}"] if status.progress else []),
         f"duration: {duration(elapsed)}",
         f"location: {status.location}",
     ]

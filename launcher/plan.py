@@ -127,7 +127,9 @@ def build_plan(
     ranks = resources["nodes"] * resources["devices_per_node"]
     stages = []
     for stage in config["stages"]:
-        processes = 1 if stage in SINGLE_PROCESS_STAGES else ranks
+        # The reference workload's Lightning starts the ranks itself: one agent per node.
+        single = stage in SINGLE_PROCESS_STAGES or config.get("workload") == "reference"
+        processes = 1 if single else ranks
         env = {"PYTHONUNBUFFERED": "1", "BEVLAUNCH_RUN": config["run"]["name"]}
         if resources["accelerator"] == "cpu":
             # As torchrun does: without this every rank starts one thread per core and the

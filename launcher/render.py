@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# The device defaults of the published recipe (its env_npu.sh); the workload's agent applies
+# the same table, so a pod and a `reference` run cannot drift apart.
+from bevdepth.reference.recipe import NPU_ENV
 from bevlaunch.labels import (
     ANNOTATION_RANK,
     LABEL_APP_NAME,
@@ -35,6 +38,8 @@ from bevlaunch.spec import Accelerator, Backend, JobSpec, Scheduler
 CONTAINER_NAME = "bevdepth"
 VOLCANO_TASK = "worker"
 MASTER_PORT = 29500
+# podFailurePolicy is GA (on by default, stable fields) from Kubernetes 1.31.
+POD_FAILURE_POLICY_SINCE = (1, 31)
 # The pod runs every stage of the config (train then eval in the same pods).
 COMMAND = tuple(workload_argv(CONFIG_PATH))
 
@@ -49,18 +54,6 @@ ASCEND_HOST_PATHS = (
     ("ascend-dcmi", "/usr/local/dcmi", "Directory"),
     ("ascend-npu-smi", "/usr/local/bin/npu-smi", "File"),
     ("ascend-install-info", "/etc/ascend_install.info", "File"),
-)
-
-# From DrivingSDK test/env_npu.sh for BEVDepth (error-level logs, task queue on, HCCL
-# trust list off, a 20 min link-setup timeout for multi-node rendezvous).
-NPU_ENV = (
-    ("ASCEND_GLOBAL_LOG_LEVEL", "3"),
-    ("ASCEND_GLOBAL_EVENT_ENABLE", "0"),
-    ("ASCEND_SLOG_PRINT_TO_STDOUT", "0"),
-    ("TASK_QUEUE_ENABLE", "2"),
-    ("COMBINED_ENABLE", "1"),
-    ("HCCL_WHITELIST_DISABLE", "1"),
-    ("HCCL_CONNECT_TIMEOUT", "1200"),
 )
 
 
@@ -273,8 +266,41 @@ def _toleration(t: Any) -> dict[str, Any]:
     return out
 
 
-def render_job(spec: JobSpec) -> dict[str, Any]:
-    """Indexed Job: ``parallelism = completions = nodes``, pod index = node rank."""
+def render_pod_failure_policy(spec: JobSpec) -> dict[str, Any]:
+    """A rank that exits non-zero fails the whole Job at once (``FailJob``).
+
+    A pod disrupted by the cluster (eviction, preemption, node drain: condition
+    ``DisruptionTarget``) is replaced without counting as a failure on one node (the workload
+    resumes from its newest checkpoint); with several nodes it fails the Job too, since the
+    other ranks could only wait in a collective for a replacement that never rejoins.
+    """
+    disrupted = "Ignore" if spec.resources.nodes == 1 else "FailJob"
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "NotIn",
+                    "values": [0],
+                },
+            },
+            {
+                "action": disrupted,
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+
+
+def render_job(spec: JobSpec, kube_version: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Indexed Job: ``parallelism = completions = nodes``, pod index = node rank.
+
+    Args:
+        spec: the job spec.
+        kube_version: the API server's ``(major, minor)``; None renders for a current one.
+            From 1.31 (podFailurePolicy GA) the Job carries :func:`render_pod_failure_policy`.
+    """
     nodes = spec.resources.nodes
     meta = _metadata(spec, spec.name, "job")
     job_spec: dict[str, Any] = {
@@ -284,6 +310,8 @@ def render_job(spec: JobSpec) -> dict[str, Any]:
         # A failed rank fails the run at once (the others would only hang in a collective).
         "backoffLimit": 0,
     }
+    if kube_version is None or kube_version >= POD_FAILURE_POLICY_SINCE:
+        job_spec["podFailurePolicy"] = render_pod_failure_policy(spec)
     if spec.kubernetes.queue:
         meta["labels"][LABEL_KUEUE_QUEUE] = spec.kubernetes.queue
         job_spec["suspend"] = True  # Kueue unsuspends the Job when it admits it
@@ -322,13 +350,19 @@ def render_volcano_job(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def render_manifests(spec: JobSpec, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Everything ``submit`` creates for a Kubernetes run, in creation order."""
+def render_manifests(
+    spec: JobSpec,
+    config: dict[str, Any] | None = None,
+    *,
+    kube_version: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Everything ``submit`` creates for a Kubernetes run (``submit`` creates the Job first and
+    makes it the owner of the others). ``kube_version``: see :func:`render_job`."""
     if spec.backend is not Backend.KUBERNETES:
         raise ValueError("render_manifests needs backend: kubernetes")
     objects = [render_config_map(spec, config)]
     if spec.kubernetes.scheduler is Scheduler.VOLCANO:
         objects.append(render_volcano_job(spec))
     else:
-        objects += [render_service(spec), render_job(spec)]
+        objects += [render_service(spec), render_job(spec, kube_version)]
     return objects

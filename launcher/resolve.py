@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bevlaunch.errors import SpecError
-from bevlaunch.spec import Backend, JobSpec
+from bevlaunch.spec import Backend, JobSpec, Workload
 
 SCHEMA = 1
 
@@ -57,8 +57,11 @@ def resolve_config(spec: JobSpec, *, base_dir: str | None = None) -> dict[str, A
     root, prepared = data_roots(spec, base_dir=base_dir)
     training = spec.training
     synthetic = spec.data.synthetic
+    # Optional (contract §1): absent means native, so native configs stay as they were.
+    workload = {} if spec.workload is Workload.NATIVE else {"workload": spec.workload.value}
     return {
         "schema": SCHEMA,
+        **workload,
         "run": {"name": spec.name, "dir": run_dir(spec, base_dir=base_dir)},
         "stages": spec.stages.ordered(),
         "data": {

@@ -81,6 +81,30 @@ class Accelerator(str, Enum):
     CPU = "cpu"
 
 
+class Workload(str, Enum):
+    """What runs in the pods: our BEVDepth, or the published Ascend recipe (docs/REFERENCE.md)."""
+
+    NATIVE = "native"
+    REFERENCE = "reference"
+
+
+# Spec fields the reference workload cannot honour: its experiment script fixes them.
+REFERENCE_FIXED_FIELDS = (
+    (
+        "training",
+        (
+            "weight_decay",
+            "lr_milestones",
+            "gradient_clip",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+        ),
+    ),
+    ("data", ("image_mode", "num_workers", "prepared_root")),
+    ("model", ("imagenet_backbone",)),
+)
+
+
 class Scheduler(str, Enum):
     """Kubernetes scheduler: the default one (Indexed Job) or Volcano (gang-scheduled Job)."""
 
@@ -292,6 +316,7 @@ class JobSpec(_Model):
     name: str
     image: str | None = None
     backend: Backend = Backend.LOCAL
+    workload: Workload = Workload.NATIVE
     stages: Stages = Field(default_factory=Stages)
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec
@@ -411,9 +436,38 @@ def _cross_checks(spec: JobSpec) -> list[tuple[str, str]]:
         problems.append(
             ("stages", "no stage selected; turn on at least one of prepare, train, eval")
         )
+    if spec.workload is Workload.REFERENCE:
+        problems += _reference_checks(spec)
     milestones = list(spec.training.lr_milestones)
     if milestones != sorted(milestones):
         problems.append(("training.lr_milestones", f"must be increasing (given {milestones})"))
+    return problems
+
+
+def _reference_checks(spec: JobSpec) -> list[tuple[str, str]]:
+    """The published recipe runs on Ascend NPUs, reads a real dataroot and fixes some fields."""
+    problems: list[tuple[str, str]] = []
+    if spec.resources.accelerator is not Accelerator.NPU:
+        problems.append(
+            ("resources.accelerator", "workload: reference runs on npu only (the Ascend stack)")
+        )
+    if spec.data.synthetic is not None:
+        problems.append(
+            ("data.synthetic", "workload: reference reads a real nuScenes dataroot (v1.0-trainval)")
+        )
+    if spec.training.precision == "bf16-mixed":
+        problems.append(("training.precision", "workload: reference takes fp16 or fp32"))
+    for section, names in REFERENCE_FIXED_FIELDS:
+        chosen = getattr(spec, section).model_fields_set
+        for name in names:
+            if name in chosen:
+                problems.append(
+                    (
+                        f"{section}.{name}",
+                        "is fixed by the published recipe under workload: reference; remove it "
+                        "(or use workload: native)",
+                    )
+                )
     return problems
 
 

@@ -41,6 +41,8 @@ class RunStatus:
         diagnosis: one line saying why a run failed (which rank, exit code, cause).
         last_lines: the failed rank's last log lines, for context.
         location: where the run lives (a run directory, a namespace/name).
+        progress: how far the current stage is (e.g. ``epoch 2/24, step 900/10536``), when the
+            backend can tell without following the run.
     """
 
     name: str
@@ -53,6 +55,7 @@ class RunStatus:
     diagnosis: str | None = None
     last_lines: tuple[str, ...] = ()
     location: str = ""
+    progress: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for ``--output json|yaml``."""
@@ -67,6 +70,7 @@ class RunStatus:
             "diagnosis": self.diagnosis,
             "last_lines": list(self.last_lines),
             "location": self.location,
+            "progress": self.progress,
         }
 
 

@@ -248,10 +248,13 @@ def test_results_of_a_run_without_results_exit_1(runner, fake_runs, monkeypatch)
     assert result.exit_code == 1 and "has no results yet (it is failed)" in result.stderr
 
 
-def test_submit_to_kubernetes_is_not_available_yet(runner):
+def test_submit_to_kubernetes_without_a_cluster_exits_1(runner, tmp_path, monkeypatch):
+    # The Kubernetes backend's own tests (tests/kubernetes) cover a reachable cluster.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     result = runner.invoke(app, ["submit", str(EXAMPLES / "ascend-8npu.yaml")])
     assert result.exit_code == 1
-    assert "kubectl apply" in result.stderr and result.stdout == ""
+    assert result.stderr.startswith("error: no kubeconfig found") and result.stdout == ""
 
 
 def test_submit_of_an_invalid_spec_exits_2(runner, tmp_path):
