@@ -433,26 +433,48 @@ class BuilderName(str, Enum):
 
 @app.command("build-image")
 def build_image(
-    target: Annotated[ImageTarget, typer.Option("--target", "-t", help="Image target.")] = (
-        ImageTarget.npu
-    ),
+    target: Annotated[
+        ImageTarget, typer.Option("--target", "-t", help="Image target (docker/Dockerfile stage).")
+    ] = ImageTarget.npu,
     push: Annotated[
-        str | None, typer.Option("--push", help="Push to REGISTRY/REPO and record the digest.")
+        str | None,
+        typer.Option(
+            "--push",
+            metavar="REGISTRY/REPO",
+            help="Push the image there and record its digest for `image: auto`.",
+        ),
     ] = None,
     builder: Annotated[
-        BuilderName | None, typer.Option("--builder", help="Default: docker, podman, buildah.")
+        BuilderName | None,
+        typer.Option(
+            "--builder",
+            help="Default: the first usable of docker (with BuildKit), podman, buildah.",
+            show_default=False,
+        ),
     ] = None,
     build_arg: Annotated[
-        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--build-arg",
+            metavar="KEY=VALUE",
+            help="Override a Dockerfile ARG, e.g. CPU_BASE_IMAGE=IMAGE (repeatable).",
+        ),
     ] = None,
     network: Annotated[
-        str | None, typer.Option("--network", help="Network of the build steps, e.g. none.")
+        str | None,
+        typer.Option("--network", metavar="MODE", help="Network of the build steps, e.g. none."),
     ] = None,
     wheelhouse: Annotated[
-        Path | None, typer.Option("--wheelhouse", help="A folder of wheels offered to pip.")
+        Path | None,
+        typer.Option(
+            "--wheelhouse",
+            metavar="DIR",
+            help="Wheels offered to pip; with --build-arg PIP_NO_INDEX=1 the only source.",
+        ),
     ] = None,
-    context: Annotated[
-        Path, typer.Option("--context", help="The bevlaunch checkout to build from.")
+    source: Annotated[
+        Path,
+        typer.Option("--source", metavar="CHECKOUT", help="The bevlaunch checkout to build from."),
     ] = Path("."),
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Hide the builder's output.")
@@ -473,7 +495,7 @@ def build_image(
     err = _stderr()
     try:
         options = BuildOptions(
-            root=context.resolve(),
+            root=source.resolve(),
             target=target.value,
             build_args=parse_build_args(build_arg or []),
             push=push,

@@ -28,6 +28,9 @@ BASE_IMAGE_ARGS = {"npu": "NPU_BASE_IMAGE", "cuda": "CUDA_BASE_IMAGE", "cpu": "C
 _BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _REPOSITORY = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+# BuildKit resolves each FROM image in a step of its own: `#3 [internal] load metadata for IMAGE`;
+# that step failing (`#3 ERROR: ...`) means the base image could not be found or pulled.
+_METADATA_STEP = re.compile(r"^#(\d+) \[internal\] load metadata for (\S+)")
 # The builder's last lines kept for error messages.
 TAIL_LINES = 40
 
@@ -73,7 +76,7 @@ def check_options(options: BuildOptions) -> None:
     if not (options.root / DOCKERFILE).is_file():
         raise ImageUsageError(
             f"{options.root / DOCKERFILE} not found: run build-image from a bevlaunch checkout "
-            "or pass --context CHECKOUT"
+            "or pass --source CHECKOUT"
         )
     if options.push is not None and not _REPOSITORY.match(options.push):
         raise ImageUsageError(
@@ -92,7 +95,8 @@ def explain_failure(output: Iterable[str], *, step: str, options: BuildOptions) 
     if "cannot connect to the docker daemon" in low or "is the docker daemon running" in low:
         return "the Docker daemon is not running or not reachable; start it or set DOCKER_HOST"
     if step == "push":
-        if any(s in low for s in ("denied", "unauthorized", "authentication required", "403")):
+        denied = ("denied", "unauthorized", "authentication required", "no basic auth", "403")
+        if any(s in low for s in denied):
             registry = (options.push or "").split("/", 1)[0]
             return (
                 f"push to {options.push} denied ({last}); log in first "
@@ -112,14 +116,29 @@ def explain_failure(output: Iterable[str], *, step: str, options: BuildOptions) 
         "not found: manifest",
         "failed to authorize",
     )
-    if any(m in low for m in base_markers):
+    unresolved = _unresolved_base(text)
+    if unresolved is not None or any(m in low for m in base_markers):
         arg = BASE_IMAGE_ARGS[options.target]
-        base = options.build_args.get(arg, f"the default {arg}")
+        base = unresolved or options.build_args.get(arg, f"the default {arg}")
         return (
             f"base image {base} is not reachable ({last}); check the registry and network, "
             f"or pass --build-arg {arg}=IMAGE"
         )
     return f"building the {options.target} image failed: {last} (full log: see above)"
+
+
+def _unresolved_base(text: str) -> str | None:
+    """The image of a BuildKit ``load metadata for IMAGE`` step that failed, if any."""
+    steps: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _METADATA_STEP.match(line)
+        if match:
+            steps[match.group(1)] = match.group(2)
+        elif line.startswith("#") and " ERROR" in line:
+            failed = steps.get(line[1:].split(" ", 1)[0])
+            if failed is not None:
+                return failed
+    return None
 
 
 def parse_push_digest(output: Iterable[str]) -> str | None:

@@ -1,19 +1,18 @@
 """The record of built and pushed images (``.bevlaunch/images.json``), one entry per target.
 
-``submit``/``render --image-from-build TARGET`` read it to pin the pushed image by digest
-(``repo@sha256:...``), so a cluster runs exactly the bytes that were built.
+A job spec with ``image: auto`` gets the pushed image of its accelerator from it, pinned by
+digest (``repo@sha256:...``), so a cluster runs exactly the bytes that were built.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bevlaunch.images import ImageError
+from bevlaunch.rundir import write_json_atomic
 
 if TYPE_CHECKING:
     from bevlaunch.spec import JobSpec
@@ -58,15 +57,7 @@ def save_record(path: Path, record: ImageRecord) -> None:
     records[record.target] = record
     payload = {"schema": SCHEMA, "images": {t: asdict(r) for t, r in sorted(records.items())}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".images-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, payload)
 
 
 def pinned_image(path: Path, target: str) -> str:

@@ -72,14 +72,18 @@ def _stop(pid: int, timeout: float = 30) -> None:
 
 @contextmanager
 def docker_daemon() -> Iterator[dict[str, str]]:
-    """dockerd on a unix socket in a fresh folder, no bridge, no iptables; yields its env."""
+    """dockerd on a unix socket in a fresh folder; yields its env.
+
+    No bridge, no iptables rules and no ip_forward (dockerd turns it on by default even without
+    a bridge): the host's network settings stay as they were.
+    """
     # A short path: unix socket paths are limited to about 100 characters.
     home = Path(tempfile.mkdtemp(prefix="bevdd-", dir="/tmp"))
     sock = home / "docker.sock"
     log = (home / "dockerd.log").open("w")
     proc = subprocess.Popen(
         [
-            "dockerd", "--iptables=false", "--bridge=none",
+            "dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none",
             "--data-root", str(home / "root"), "--exec-root", str(home / "exec"),
             "--pidfile", str(home / "dockerd.pid"), "-H", f"unix://{sock}",
         ],
@@ -106,16 +110,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_registry() -> Iterator[str]:
-    """docker-registry on 127.0.0.1:<free port>; yields ``127.0.0.1:<port>``."""
+def local_registry(*, login_required: bool = False) -> Iterator[str]:
+    """docker-registry on 127.0.0.1:<free port>; yields ``127.0.0.1:<port>``.
+
+    ``login_required``: the registry wants a user and password (basic auth) that nobody has,
+    so every push is refused.
+    """
     home = Path(tempfile.mkdtemp(prefix="bevreg-"))
     port = free_port()
     config = home / "config.yml"
-    config.write_text(
+    text = (
         "version: 0.1\n"
         f"storage:\n  filesystem:\n    rootdirectory: {home / 'data'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
+    if login_required:
+        # A well-formed bcrypt entry that matches no password.
+        (home / "htpasswd").write_text("nobody:$2y$05$" + "a" * 53 + "\n")
+        text += f"auth:\n  htpasswd:\n    realm: test\n    path: {home / 'htpasswd'}\n"
+    config.write_text(text)
     log = (home / "registry.log").open("w")
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
     try:

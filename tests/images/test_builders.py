@@ -146,8 +146,23 @@ def test_explain_failure_names_the_cause() -> None:
         step="build",
         options=options(target="cpu"),
     )
-    assert base.startswith("base image the default CPU_BASE_IMAGE is not reachable")
+    assert base.startswith(
+        "base image docker.io/library/python:3.11-slim-bookworm is not reachable"
+    )
     assert "--build-arg CPU_BASE_IMAGE=IMAGE" in base
+    # Docker 20.10's BuildKit, a base image missing from a reachable registry (recorded).
+    missing = explain_failure(
+        [
+            "#3 [internal] load metadata for 127.0.0.1:5000/nosuch:1",
+            "#3 sha256:5eb00b984f65456710fc809371e1e76e060b21730c6023ba45f57f4270d834a6",
+            "#3 ERROR: 127.0.0.1:5000/nosuch:1: not found",
+            "failed to solve with frontend dockerfile.v0: failed to create LLB definition: "
+            "127.0.0.1:5000/nosuch:1: not found",
+        ],
+        step="build",
+        options=options(target="cpu", build_args={"CPU_BASE_IMAGE": "127.0.0.1:5000/nosuch:1"}),
+    )
+    assert missing.startswith("base image 127.0.0.1:5000/nosuch:1 is not reachable")
     override = explain_failure(
         ["pull access denied for nosuch, repository does not exist"],
         step="build",
@@ -161,6 +176,14 @@ def test_explain_failure_names_the_cause() -> None:
     )
     assert denied.startswith("push to registry.example.com/team/bevdepth denied")
     assert "docker login registry.example.com" in denied
+    # Docker 20.10 pushing to a registry that wants a login it does not have (recorded).
+    no_login = explain_failure(
+        ["The push refers to repository [127.0.0.1:5000/team/x]", "da2a: Preparing",
+         "no basic auth credentials"],
+        step="push",
+        options=options(push="127.0.0.1:5000/team/x"),
+    )  # fmt: skip
+    assert no_login.startswith("push to 127.0.0.1:5000/team/x denied (no basic auth credentials)")
     daemon = explain_failure(
         ["Cannot connect to the Docker daemon at unix:///var/run/docker.sock."],
         step="build",
