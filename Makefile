@@ -47,18 +47,24 @@ test: lint
 test-overfit: $(VENV)/.dev
 	$(BIN)/pytest -m overfit tests/runtime
 
-# The oldest supported stack (torch 2.1, what the Ascend images ship): fast tests of the workload.
+# The oldest supported stack, what the Ascend images ship: Python 3.10 (where installed; else
+# $(PYTHON)) with torch 2.1. Fast tests of the workload, the launcher and the reference agent.
+# (pyenv's shim answers `command -v` even when 3.10 is not selected: try running it.)
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+	if $$p -c "" 2>/dev/null; then echo $$p; break; fi; done)
+COMPAT_PYTHON ?= $(or $(PYTHON310),$(PYTHON))
 COMPAT_VENV ?= .venv-torch21
 $(COMPAT_VENV)/.dev: pyproject.toml
-	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/pip install --quiet --upgrade pip
 	$(COMPAT_VENV)/bin/pip install --quiet "torch==2.1.0"
 	$(COMPAT_VENV)/bin/pip install --quiet -e ".[train,dev]"
 	touch $@
 
 test-compat: $(COMPAT_VENV)/.dev
-	$(COMPAT_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.1.')"
-	$(COMPAT_VENV)/bin/pytest -m "not slow" tests/data tests/model tests/runtime
+	$(COMPAT_VENV)/bin/python -c "import sys, torch; assert torch.__version__.startswith('2.1.'); print('compat: Python', sys.version.split()[0], 'torch', torch.__version__)"
+	$(COMPAT_VENV)/bin/pip check
+	$(COMPAT_VENV)/bin/pytest -m "not slow" tests/data tests/model tests/runtime tests/launcher tests/reference
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/data_pipeline.py
