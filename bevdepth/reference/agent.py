@@ -306,16 +306,16 @@ class _StageRunner:
             )
         batch = self.config.eval.batch_per_device
         self.start("eval", checkpoint=checkpoint, samples=None)
+        if self.node != 0:
+            return 0  # the published recipe evaluates on one device of the first node
         argv = recipe.eval_argv(
             self.python, self.upstream, self.args, batch_per_device=batch, checkpoint=checkpoint
         )
-        translator = EvalTranslator(batch, self.args.world_size)
+        translator = EvalTranslator(batch, recipe.EVAL_DEVICES)
         code = self._run_process("eval", argv, work, translator.feed)
         if code:
             self.emit(finish_events("eval", translator.failure, code))
             return code
-        if self.node != 0:
-            return 0
         if not translator.complete:
             raise ReferenceError(
                 "the evaluation ended without the nuScenes summary (mAP ... NDS) in its output",

@@ -38,6 +38,9 @@ NPU_ENV: tuple[tuple[str, str], ...] = (
 # not mounted into the pod this is skipped (the published script ignores its failure too).
 MSNPUREPORT = "/usr/local/Ascend/driver/tools/msnpureport"
 
+# train_full_8p.sh evaluates with `--gpus 1`, on the first node.
+EVAL_DEVICES = 1
+
 PRECISION_ARG = {"16-mixed": "16", "32-true": "32"}
 
 
@@ -114,15 +117,16 @@ def train_argv(
 def eval_argv(
     python: str, upstream: str, args: RecipeArgs, *, batch_per_device: int, checkpoint: str
 ) -> list[str]:
-    """The evaluation command (``-e --ckpt_path``), distributed like training."""
+    """The evaluation command (``-e --ckpt_path``) on ONE device, as ``train_full_8p.sh`` runs
+    it (``--gpus 1``): the published numbers come from a single-device pass over val."""
     eval_args = RecipeArgs(
         args.epochs,
         batch_per_device,
         args.lr_per_image,
         args.seed,
         args.precision,
-        args.devices_per_node,
-        args.nodes,
+        devices_per_node=EVAL_DEVICES,
+        nodes=1,
     )
     return [
         python,

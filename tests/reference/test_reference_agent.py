@@ -127,6 +127,9 @@ def test_prepare_train_eval_become_our_events_and_results(tmp_path, upstream):
     assert train["argv"][train["argv"].index("--gpus") + 1] == "2"
     assert train["argv"][train["argv"].index("--max_epochs") + 1] == "2"
     assert "-e" in evaluation["argv"]
+    # Evaluated as the published script does: one device, one node.
+    assert evaluation["argv"][evaluation["argv"].index("--gpus") + 1] == "1"
+    assert evaluation["argv"][evaluation["argv"].index("--num_nodes") + 1] == "1"
     assert evaluation["argv"][evaluation["argv"].index("--ckpt_path") + 1] == ckpt["path"]
     # Upstream alone on the path, no torchrun-style variables: Lightning spawns the ranks.
     assert train["env"]["PYTHONPATH"] == str(upstream)
