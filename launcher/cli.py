@@ -153,7 +153,7 @@ def _backend(
     return _local(runs_root)
 
 
-def _k8s_flags(name: str, namespace: str | None, context: str | None) -> str:
+def _k8s_flags(namespace: str | None, context: str | None) -> str:
     """The options that find a Kubernetes run again, for the hints we print."""
     flags = f" --backend kubernetes -n {namespace}" if namespace else " --backend kubernetes"
     return flags + (f" --context {context}" if context else "")
@@ -241,7 +241,7 @@ def submit(
         ns = submitted.location.split("/")[0]
         typer.echo(f"submitted {submitted.name}: namespace {ns}", err=True)
         if not follow:
-            flags = _k8s_flags(submitted.name, ns, context)
+            flags = _k8s_flags(ns, context)
             typer.echo(f"follow it with: bevlaunch watch {submitted.name}{flags}", err=True)
             return
         _watch(cluster, submitted.name, all_ranks)
@@ -416,9 +416,11 @@ def results(
 
 
 class ImageTarget(str, Enum):
-    """Image targets of docker/Dockerfile."""
+    """Image targets of docker/Dockerfile (``bevlaunch.images.build.TARGETS``, not imported at
+    start-up)."""
 
     npu = "npu"
+    npu_reference = "npu-reference"
     cuda = "cuda"
     cpu = "cpu"
 

@@ -112,6 +112,19 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, int | float) else "-"
 
 
+def progress_fields(model: WatchModel) -> list[str]:
+    """Epoch, step and loss of the newest progress event: what the live view and a Kubernetes
+    ``status`` show (``["epoch 2/24", "step 900/10536", "loss 7.2100"]``)."""
+    p = model.progress
+    epoch = p.get("epoch")
+    return [
+        f"epoch {_fmt(epoch + 1 if isinstance(epoch, int) else None, 'd')}/"
+        f"{_fmt(model.start.get('epochs'), 'd')}",
+        f"step {_fmt(p.get('step'), 'd')}/{_fmt(p.get('max_steps'), 'd')}",
+        f"loss {_fmt(p.get('loss'), '.4f')}",
+    ]
+
+
 def render_view(model: WatchModel, status: RunStatus | None) -> RenderableType:
     """The live view: run and stage, a progress bar with epoch/step/loss/rate/ETA, the log tail."""
     from rich.console import Group
@@ -135,15 +148,14 @@ def render_view(model: WatchModel, status: RunStatus | None) -> RenderableType:
         )
     p = model.progress
     if p:
-        steps_per_epoch, epochs = p.get("steps_per_epoch"), model.start.get("epochs")
-        epoch = p.get("epoch")
+        steps_per_epoch = p.get("steps_per_epoch")
+        epoch_text, step_text, loss_text = progress_fields(model)
         line = Table.grid(padding=(0, 2))
         line.add_row(
             ProgressBar(total=p.get("max_steps") or 1, completed=p.get("step") or 0, width=30),
-            f"epoch {_fmt(epoch + 1 if isinstance(epoch, int) else None, 'd')}/{_fmt(epochs, 'd')}",
-            f"step {_fmt(p.get('step'), 'd')}/{_fmt(p.get('max_steps'), 'd')}"
-            + (f" ({steps_per_epoch}/epoch)" if steps_per_epoch else ""),
-            f"loss {_fmt(p.get('loss'), '.4f')}",
+            epoch_text,
+            step_text + (f" ({steps_per_epoch}/epoch)" if steps_per_epoch else ""),
+            loss_text,
             f"{_fmt(p.get('samples_per_s'), '.2f')} samples/s",
             f"ETA {duration(model.eta_s())}",
         )

@@ -7,7 +7,6 @@ of the run config where the recipe takes them (see docs/REFERENCE.md for which d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -34,9 +33,8 @@ NPU_ENV: tuple[tuple[str, str], ...] = (
     ("HCCL_WHITELIST_DISABLE", "1"),
     ("HCCL_CONNECT_TIMEOUT", "1200"),
 )
-# env_npu.sh also lowers the device log level with the driver's msnpureport; when the tool is
-# not mounted into the pod this is skipped (the published script ignores its failure too).
-MSNPUREPORT = "/usr/local/Ascend/driver/tools/msnpureport"
+# env_npu.sh also lowers the device log level with the driver's msnpureport; that needs the
+# driver's tools and device access in the pod, and only quiets logs, so it is not done.
 
 # train_full_8p.sh evaluates with `--gpus 1`, on the first node.
 EVAL_DEVICES = 1
@@ -150,10 +148,3 @@ def npu_env(given: dict[str, str] | None = None) -> dict[str, str]:
     """env_npu.sh's variables, where ``given`` (the spec's env) does not set them."""
     given = given or {}
     return {key: value for key, value in NPU_ENV if key not in given}
-
-
-def msnpureport_argvs(devices: Sequence[int]) -> list[list[str]]:
-    """env_npu.sh's device log settings: error level on each device, event log off."""
-    return [[MSNPUREPORT, "-g", "error", "-d", str(d)] for d in devices] + [
-        [MSNPUREPORT, "-e", "disable"]
-    ]

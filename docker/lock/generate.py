@@ -13,17 +13,21 @@ rerun; the image tag changes with the files, so the next ``bevlaunch build-image
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 LOCK_DIR = Path(__file__).resolve().parent
 ROOT = LOCK_DIR.parents[1]
-# Where `torch==X+cpu` wheels come from: a folder of wheels (the PyTorch CPU index in an image
-# build). Locking only reads the wheel's name and metadata.
-TORCH_CPU_WHEELS = "/opt/wheels"
+# Where `torch==X+cpu` wheels come from (they are not on PyPI): the PyTorch CPU index, as in the
+# Dockerfile's TORCH_CPU_INDEX, or a local folder of wheels named by $TORCH_CPU_WHEELS (for
+# machines that cannot reach the index). Locking only reads the wheel's name and metadata.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+TORCH_CPU_WHEELS_VARIABLE = "TORCH_CPU_WHEELS"
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Target:
     python_version: str
     arch: str  # x86_64 or aarch64
     glibc_minor: int  # of the base image: Debian 12 2.36, Ubuntu 22.04 2.35, Ubuntu 24.04 2.39
-    find_links: str | None = None
+    cpu_torch: bool = False  # torch's +cpu build (see TORCH_CPU_INDEX)
 
 
 # Our package's `train` extra plus each device's torch. The npu pins follow CANN 8.1.RC1
@@ -43,9 +47,7 @@ class Target:
 # requirements.txt without its numpy pin). x86_64 NPU hosts take torch 2.1.0+cpu from the
 # PyTorch index (PyPI's x86 wheel is the CUDA build); Atlas 800T A2 is aarch64.
 TARGETS = {
-    "cpu": Target(
-        ("torch==2.13.0+cpu", "bevlaunch[train]"), "3.11", "x86_64", 36, TORCH_CPU_WHEELS
-    ),
+    "cpu": Target(("torch==2.13.0+cpu", "bevlaunch[train]"), "3.11", "x86_64", 36, cpu_torch=True),
     "cuda": Target(("torch==2.13.0", "bevlaunch[train]"), "3.12", "x86_64", 39),
     "npu": Target(
         (
@@ -85,12 +87,17 @@ def resolve(target: Target) -> list[str]:
         levels = [f"manylinux_2_{m}" for m in range(target.glibc_minor, 16, -1)]
         for level in [*levels, "manylinux2014", "linux"]:
             argv += ["--platform", f"{level}_{target.arch}"]
-        if target.find_links:
-            argv += ["--find-links", target.find_links]
+        if target.cpu_torch:
+            argv += _cpu_torch_source(os.environ)
         subprocess.run([*argv, *expand(target.requirements)], check=True)
         items = json.loads(report.read_text())["install"]
     pins = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in items}
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _cpu_torch_source(environ: Mapping[str, str]) -> list[str]:
+    folder = environ.get(TORCH_CPU_WHEELS_VARIABLE)
+    return ["--find-links", folder] if folder else ["--extra-index-url", TORCH_CPU_INDEX]
 
 
 def expand(requirements: tuple[str, ...]) -> list[str]:

@@ -250,7 +250,7 @@ class KubernetesBackend:
 
     def _stage(self, pods: list[dict[str, Any]]) -> tuple[str | None, str | None]:
         """The stage and progress rank 0 last reported (its log's events)."""
-        from bevlaunch.watch import WatchModel
+        from bevlaunch.watch import WatchModel, progress_fields
 
         rank0 = pods_by_rank(pods).get(0)
         if rank0 is None or not container_status(rank0):
@@ -261,19 +261,9 @@ class KubernetesBackend:
         )
         for line in text.splitlines():
             model.feed(LogLine(0, line))
-        p = model.progress
-        if not p:
+        if not model.progress:
             return model.stage, None
-        epochs = model.start.get("epochs")
-        epoch = p.get("epoch")
-        parts = []
-        if isinstance(epoch, int):
-            parts.append(f"epoch {epoch + 1}/{epochs if epochs else '?'}")
-        if p.get("step") is not None:
-            parts.append(f"step {p.get('step')}/{p.get('max_steps', '?')}")
-        if isinstance(p.get("loss"), int | float):
-            parts.append(f"loss {p['loss']:.4f}")
-        return model.stage, ", ".join(parts) or None
+        return model.stage, ", ".join(progress_fields(model))
 
     def _events(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

@@ -21,10 +21,15 @@ from bevlaunch.images.builders import Builder, BuilderKind, BuildRequest, detect
 from bevlaunch.images.context import DOCKERFILE, collect_inputs, stage_context
 from bevlaunch.images.records import RECORDS_PATH, ImageRecord, save_record
 
-TARGETS = ("npu", "cuda", "cpu")
+TARGETS = ("npu", "npu-reference", "cuda", "cpu")
 LOCAL_REPOSITORY = "bevdepth"
 # The build argument naming each target's base image (docker/Dockerfile's ARG block).
-BASE_IMAGE_ARGS = {"npu": "NPU_BASE_IMAGE", "cuda": "CUDA_BASE_IMAGE", "cpu": "CPU_BASE_IMAGE"}
+BASE_IMAGE_ARGS = {
+    "npu": "NPU_BASE_IMAGE",
+    "npu-reference": "NPU_BASE_IMAGE",
+    "cuda": "CUDA_BASE_IMAGE",
+    "cpu": "CPU_BASE_IMAGE",
+}
 _BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _REPOSITORY = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
@@ -165,12 +170,14 @@ def build_image(options: BuildOptions, *, show: Show, status: Callable[[str], No
     started = time.monotonic()
     builder = detect_builder(options.builder)
     inputs = collect_inputs(options.root, options.target, options.build_args, options.wheelhouse)
-    tag = inputs.tag()
-    image = f"{LOCAL_REPOSITORY}:{tag}"
-    cache_hit = _run(builder, builder.exists_argv(image)).returncode == 0
-    if not cache_hit:
-        with tempfile.TemporaryDirectory(prefix="bevlaunch-context-") as tmp:
-            context = stage_context(inputs, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="bevlaunch-context-") as tmp:
+        # The tag is the hash of the staged copy, the bytes the builder sees: a file edited
+        # in the checkout meanwhile cannot end up under a tag that does not describe it.
+        context = stage_context(inputs, Path(tmp))
+        tag = collect_inputs(context, options.target, options.build_args).tag()
+        image = f"{LOCAL_REPOSITORY}:{tag}"
+        cache_hit = _run(builder, builder.exists_argv(image)).returncode == 0
+        if not cache_hit:
             request = BuildRequest(
                 context=context,
                 dockerfile=DOCKERFILE,
@@ -180,8 +187,8 @@ def build_image(options: BuildOptions, *, show: Show, status: Callable[[str], No
                 network=options.network,
             )
             code, tail = _stream(builder, builder.build_argv(request), show, status)
-        if code != 0:
-            raise ImageError(explain_failure(tail, step="build", options=options))
+            if code != 0:
+                raise ImageError(explain_failure(tail, step="build", options=options))
     record = ImageRecord(target=options.target, tag=tag, image=image)
     if options.push is not None:
         record = _push(builder, record, options, show, status)

@@ -82,15 +82,25 @@ def _has_tag(reference: str) -> bool:
 # `image: auto` in a job spec: the image build-image last pushed for the spec's accelerator.
 IMAGE_AUTO = "auto"
 TARGET_OF_ACCELERATOR = {"npu": "npu", "gpu": "cuda", "cpu": "cpu"}
+# The reference workload runs the published recipe, baked into an image of its own.
+REFERENCE_TARGET = "npu-reference"
+
+
+def image_target(job: JobSpec) -> str:
+    """The image target that runs ``job``: its workload's, else its accelerator's."""
+    from bevlaunch.spec import Workload
+
+    if job.workload is Workload.REFERENCE:
+        return REFERENCE_TARGET
+    return TARGET_OF_ACCELERATOR[job.resources.accelerator.value]
 
 
 def with_built_image(job: JobSpec, path: Path) -> JobSpec:
-    """``job`` with ``image: auto`` replaced by the pinned pushed image of its accelerator."""
+    """``job`` with ``image: auto`` replaced by the pinned pushed image of its target."""
     if job.image != IMAGE_AUTO:
         return job
-    target = TARGET_OF_ACCELERATOR[job.resources.accelerator.value]
     try:
-        pinned = pinned_image(path, target)
+        pinned = pinned_image(path, image_target(job))
     except ImageError as e:
         raise ImageError(f"image: auto: {e}") from e
     return job.model_copy(update={"image": pinned})

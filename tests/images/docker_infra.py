@@ -32,7 +32,9 @@ DOCKER = "/usr/bin/docker"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3", "python3-venv")
 BASE_IMAGE = "localdebian:bookworm-python3"
-TORCH_CPU_WHEELS = "/opt/wheels"
+# torch's +cpu wheel is not on PyPI: pip finds it through its own configuration (a find-links
+# folder or the PyTorch CPU index), or in the folder $TORCH_CPU_WHEELS names.
+TORCH_CPU_WHEELS_VARIABLE = "TORCH_CPU_WHEELS"
 
 
 def cache_dir() -> Path:
@@ -177,7 +179,7 @@ def import_base_image(env: dict[str, str]) -> str:
 
 
 def wheelhouse(lock: Path) -> Path:
-    """Every wheel of ``lock`` for CPython 3.11 on Linux x86_64 (torch from /opt/wheels)."""
+    """Every wheel of ``lock`` for CPython 3.11 on Linux x86_64, downloaded once."""
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     folder = cache_dir() / f"wheelhouse-cpu-{key}"
     done = folder / ".complete"
@@ -191,9 +193,10 @@ def wheelhouse(lock: Path) -> Path:
     ]  # fmt: skip
     argv = [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-        "--python-version", "3.11", "--find-links", TORCH_CPU_WHEELS, "-d", str(folder),
-        "-r", str(lock),
+        "--python-version", "3.11", "-d", str(folder), "-r", str(lock),
     ]  # fmt: skip
+    if os.environ.get(TORCH_CPU_WHEELS_VARIABLE):
+        argv += ["--find-links", os.environ[TORCH_CPU_WHEELS_VARIABLE]]
     for platform in platforms:
         argv += ["--platform", platform]
     subprocess.run(argv, check=True)

@@ -89,6 +89,16 @@ def test_base_image_not_reachable(tmp_path: Path) -> None:
     assert line.endswith("or pass --build-arg CPU_BASE_IMAGE=IMAGE")
 
 
+def test_the_npu_reference_target_builds_from_the_npu_base(tmp_path: Path) -> None:
+    result = build_image(
+        tmp_path, "no-base", "--target", "npu-reference",
+        "--build-arg", "NPU_BASE_IMAGE=127.0.0.1:5000/nosuch:1",
+    )  # fmt: skip
+    line = error_line(result)
+    assert line.startswith("error: base image 127.0.0.1:5000/nosuch:1 is not reachable")
+    assert line.endswith("or pass --build-arg NPU_BASE_IMAGE=IMAGE")
+
+
 def test_push_denied(tmp_path: Path) -> None:
     line = error_line(
         build_image(tmp_path, "push-denied", "--push", "127.0.0.1:5000/team/bevdepth")

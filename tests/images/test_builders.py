@@ -251,3 +251,29 @@ def test_image_auto_resolves_to_the_pushed_digest(tmp_path: Path) -> None:
     assert spec_from_dict({**spec, "image": resolved.image}).image == resolved.image
     fixed = spec_from_dict({**spec, "image": "reg.io/b:1"})
     assert with_built_image(fixed, path) is fixed
+
+
+def test_image_auto_of_the_reference_workload_is_the_npu_reference_image(tmp_path: Path) -> None:
+    path = tmp_path / "images.json"
+    job = spec_from_dict(
+        {
+            "name": "r",
+            "image": "auto",
+            "workload": "reference",
+            "backend": "kubernetes",
+            "data": {"pvc": {"claim": "nuscenes"}},
+            "output": {"pvc": {"claim": "runs"}},
+        }
+    )
+    save_record(path, ImageRecord("npu", "npu-1", "bevdepth:npu-1", "reg.io/b:npu-1", DIGEST))
+    with pytest.raises(ImageError, match="image: auto: no npu-reference image recorded"):
+        with_built_image(job, path)
+    other = "b" * 64
+    save_record(
+        path,
+        ImageRecord(
+            "npu-reference", "npu-reference-1", "bevdepth:npu-reference-1",
+            "reg.io/b:npu-reference-1", f"sha256:{other}",
+        ),
+    )  # fmt: skip
+    assert with_built_image(job, path).image == f"reg.io/b@sha256:{other}"

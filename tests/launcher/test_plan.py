@@ -20,8 +20,8 @@ QUICK = {
 
 def _plan(spec: dict, **kwargs) -> RunPlan:
     job = spec_from_dict(spec)
-    config = resolve_config(job, base_dir="/work")
-    return build_plan(config, "/work/runs/x/config.json", user_env=job.env, **kwargs)
+    config = resolve_config(job, base_dir="/srv/project")
+    return build_plan(config, "/srv/project/runs/x/config.json", user_env=job.env, **kwargs)
 
 
 def test_workload_argv_is_the_contract_command_line():
@@ -41,7 +41,7 @@ def test_workload_argv_is_the_contract_command_line():
 
 def test_plan_runs_every_stage_with_one_process_per_rank_and_prepare_alone():
     plan = _plan(QUICK, program=("/venv/bin/python", "-m", "bevdepth"), cpu_count=2)
-    assert plan.name == "quick" and plan.run_dir == "/work/runs/quick"
+    assert plan.name == "quick" and plan.run_dir == "/srv/project/runs/quick"
     assert [(s.name, s.processes) for s in plan.stages] == [
         ("prepare", 1),
         ("train", 2),
@@ -54,7 +54,7 @@ def test_plan_runs_every_stage_with_one_process_per_rank_and_prepare_alone():
         "bevdepth",
         "run",
         "--config",
-        "/work/runs/x/config.json",
+        "/srv/project/runs/x/config.json",
         "--stages",
         "train",
     )

@@ -47,9 +47,9 @@ def test_local_paths_are_relative_to_the_base_dir():
             "output": {"path": "out"},
         }
     )
-    config = resolve_config(spec, base_dir="/work")
-    assert config["run"]["dir"] == "/work/out/r"
-    assert config["data"]["root"] == "/work/nuscenes"
+    config = resolve_config(spec, base_dir="/srv/project")
+    assert config["run"]["dir"] == "/srv/project/out/r"
+    assert config["data"]["root"] == "/srv/project/nuscenes"
     assert config["data"]["prepared_root"] == "/p"
     assert config["data"]["synthetic"] is None
 
